@@ -18,13 +18,19 @@ _SPECS = {
     "inn": "inn:INN",
     "cinn": "inn:CINN",
 }
+# Baselines that need no deep model (the book's "beyond the paper" chapter).
+BASELINES = {
+    "adjoint": "adjoint:ClassicalAdjoint",
+    "random": "adjoint:RandomSearch",
+}
 
 
 class _Registry(dict):
     def __missing__(self, name):
-        if name not in _SPECS:
-            raise ValueError(f"unknown model {name!r}; known models: {', '.join(_SPECS)}")
-        module, cls = _SPECS[name].split(":")
+        specs = {**_SPECS, **BASELINES}
+        if name not in specs:
+            raise ValueError(f"unknown model {name!r}; known models: {', '.join(specs)}")
+        module, cls = specs[name].split(":")
         self[name] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
         return self[name]
 
@@ -32,15 +38,9 @@ class _Registry(dict):
 MODELS = _Registry()
 
 
-def names() -> list[str]:
-    """Names of the available models, in the paper's order."""
-    return list(_SPECS)
-
-
-def register(name: str, spec: str) -> None:
-    """Add a model class given as ``"package.module:Class"`` (relative names resolve in this package)."""
-    _SPECS[name] = spec if spec.startswith(".") or "." not in spec.split(":")[0] else spec
-    MODELS.pop(name, None)
+def names(baselines: bool = False) -> list[str]:
+    """Names of the inverse models, in the paper's order (and the baselines after them if asked)."""
+    return list(_SPECS) + (list(BASELINES) if baselines else [])
 
 
 def get(name: str) -> type[InverseModel]:
@@ -58,5 +58,5 @@ def create(name: str, task, device: str = "auto", seed: int = 0, **overrides) ->
     return MODELS[name](task, device=device, seed=seed, **overrides)
 
 
-__all__ = ["names", "create", "get", "load", "register", "InverseModel", "Config", "History", "train_loop",
+__all__ = ["names", "create", "get", "load", "InverseModel", "Config", "History", "train_loop",
            "resolve_device", "MODELS"]

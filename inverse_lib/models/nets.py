@@ -32,3 +32,25 @@ def mlp(widths: Sequence[int], batchnorm: bool = True, activation: type[nn.Modul
 def hidden(width: int, depth: int) -> tuple[int, ...]:
     """``depth`` hidden layers of ``width``: ``hidden(500, 3) == (500, 500, 500)``."""
     return (width,) * depth
+
+
+class SpectrumEncoder(nn.Module):
+    """The authors' encoder for D4's 300-point spectra: three Conv1d layers, a 1x1 conv, then an mlp.
+
+    Conv1d(1->4, k=5, s=1), Conv1d(4->4, k=5, s=1), Conv1d(4->4, k=8, s=2) halve 300 points to 150, a 1x1
+    convolution merges the channels, and ``mlp((150, *widths, out))`` maps the 150 features to ``out``.
+    Input ``(n, L)`` -> output ``(n, out)``; ``L`` must be even.
+    """
+
+    def __init__(self, length: int, out: int, widths: Sequence[int]):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv1d(1, 4, 5, stride=1, padding=2), nn.ReLU(),
+            nn.Conv1d(4, 4, 5, stride=1, padding=2), nn.ReLU(),
+            nn.Conv1d(4, 4, 8, stride=2, padding=3), nn.ReLU(),
+            nn.Conv1d(4, 1, 1),
+        )
+        self.head = mlp((length // 2, *widths, out))
+
+    def forward(self, y):
+        return self.head(self.convs(y.unsqueeze(1)).squeeze(1))
