@@ -22,6 +22,7 @@ _SPECS = {
 BASELINES = {
     "adjoint": "adjoint:ClassicalAdjoint",
     "random": "adjoint:RandomSearch",
+    "mdn": "mdn:MDN",
 }
 
 
