@@ -13,7 +13,7 @@ from FrEIA's ``SequenceINN``, ``GLOWCouplingBlock`` and ``PermuteRandom``.
 
 Layout decisions (design.md section 3):
 
-* INN output layout ``[y, z, pad_out]`` with ``dim_tot = y_dim + dim_z + pad_out``. The ``pad_out`` part gets
+* INN output layout ``[y, z, pad_out]`` with ``dim_tot = y_dim + z_dim + pad_out``. The ``pad_out`` part gets
   the same Gaussian term as ``y`` with target zero, ``0.5 ||pad_out||^2 / lambda_mse``: at inference it is
   set to zero, so it must carry no information about ``x`` (a unit-variance pad would be a second latent
   that inference silently ignores). This matches the original INN, which pulled its output padding towards
@@ -27,7 +27,7 @@ Layout decisions (design.md section 3):
   300-point spectrum). Setting ``cond_dim`` inserts a small learned feature extractor
   ``y_dim -> 256 -> cond_dim`` (ReLU), trained jointly, shared by all blocks.
 * Permutations are drawn from numpy seeded with the model's seed (the global numpy state is restored
-  afterwards) and are stored in the state dict, so :func:`~inverse_lib.models.load` reproduces them.
+  afterwards) and are kept as buffers in the state dict, so :func:`~inverse_lib.models.load` reproduces them.
 * Each subnet's last layer starts at a tenth of PyTorch's default scale, so the untrained flow is close to
   the identity yet every parameter gets a gradient from the first step.
 
@@ -70,13 +70,13 @@ def glow_subnet(c_in: int, c_out: int, widths: Sequence[int]) -> nn.Sequential:
     return net
 
 
-def glow_flow(dim: int, n_blocks: int, widths: Sequence[int], clamp: float, seed: int,
+def glow_flow(dim: int, blocks: int, widths: Sequence[int], clamp: float, seed: int,
               cond_dim: int | None = None) -> SequenceINN:
-    """``n_blocks`` x (GLOW coupling, fixed random permutation) on vectors of ``dim``.
+    """``blocks`` x (GLOW coupling, fixed random permutation) on vectors of ``dim``.
 
     Args:
         dim: the flow's width (at least 2: a coupling splits its input in two).
-        n_blocks: number of coupling blocks, each followed by a random permutation.
+        blocks: number of coupling blocks, each followed by a random permutation.
         widths: hidden widths of every subnet.
         clamp: soft clamp of the log-scales (each block scales a coordinate by at most ``exp(+-clamp)``).
         seed: seeds the permutations (numpy's global state is restored afterwards).
@@ -92,25 +92,36 @@ def glow_flow(dim: int, n_blocks: int, widths: Sequence[int], clamp: float, seed
     state = np.random.get_state()
     try:
         np.random.seed(seed % 2 ** 32)
-        for _ in range(n_blocks):
+        for _ in range(blocks):
             cond = {} if cond_dim is None else {"cond": 0, "cond_shape": (cond_dim,)}
             flow.append(GLOWCouplingBlock, subnet_constructor=lambda a, b: glow_subnet(a, b, widths),
                         clamp=clamp, **cond)
             flow.append(PermuteRandom)
     finally:
         np.random.set_state(state)
+    # FrEIA keeps the permutation indices as frozen Parameters; as buffers they stay in the state dict (so
+    # load() restores them) without posing as parameters to optimisers or parameter checks.
+    for mod in flow.modules():
+        if isinstance(mod, PermuteRandom):
+            for k in ("perm", "perm_inv"):
+                idx = getattr(mod, k).detach().clone()
+                delattr(mod, k)
+                mod.register_buffer(k, idx)
     return flow
 
 
 def _check_flow_settings(cfg) -> None:
-    if cfg.n_blocks < 1:
-        raise ValueError(f"n_blocks must be at least 1; got {cfg.n_blocks}")
+    if isinstance(cfg.widths, (int, float)) or not all(int(w) == w for w in cfg.widths):
+        raise ValueError(f"widths must be a sequence of layer widths, e.g. (512, 512); got {cfg.widths!r}")
+    object.__setattr__(cfg, "widths", tuple(int(w) for w in cfg.widths))
+    if cfg.blocks < 1:
+        raise ValueError(f"blocks must be at least 1; got {cfg.blocks}")
     if not cfg.clamp > 0:
         raise ValueError(f"clamp must be positive; got {cfg.clamp}")
     if cfg.pad_noise < 0:
         raise ValueError(f"pad_noise must be non-negative; got {cfg.pad_noise}")
-    if not cfg.hidden or min(cfg.hidden) < 1:
-        raise ValueError(f"hidden must list at least one positive width; got {cfg.hidden}")
+    if not cfg.widths or min(cfg.widths) < 1:
+        raise ValueError(f"widths must list at least one positive width; got {cfg.widths}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,20 +132,20 @@ class INNConfig(Config):
     """Settings of the :class:`INN` (design.md section 3; Kruse et al. 2019).
 
     Attributes:
-        n_blocks: GLOW coupling blocks (each followed by a random permutation).
-        dim_tot: the flow's width; ``x`` is zero-padded up to it. ``None``: ``max(x_dim, y_dim + dim_z, 2)``.
-        dim_z: size of the latent ``z``. ``None``: ``max(x_dim - y_dim, 1)``.
-        hidden: hidden widths of each coupling subnet (ReLU).
+        blocks: GLOW coupling blocks (each followed by a random permutation).
+        dim_tot: the flow's width; ``x`` is zero-padded up to it. ``None``: ``max(x_dim, y_dim + z_dim, 2)``.
+        z_dim: size of the latent ``z``. ``None``: ``max(x_dim - y_dim, 1)``.
+        widths: hidden widths of each coupling subnet (ReLU).
         clamp: soft clamp of the coupling log-scales.
         lambda_mse: variance of the Gaussian around the true ``y`` (and around zero for the output padding).
         pad_noise: standard deviation of the noise added to the input padding in training.
         y_noise: standard deviation of the noise added to the normalised ``y`` targets in training.
     """
 
-    n_blocks: int = 4
+    blocks: int = 4
     dim_tot: int | None = None
-    dim_z: int | None = None
-    hidden: tuple[int, ...] = hidden(512, 2)
+    z_dim: int | None = None
+    widths: tuple[int, ...] = hidden(512, 2)
     clamp: float = 2.0
     lambda_mse: float = 0.01
     pad_noise: float = 0.05
@@ -146,15 +157,14 @@ class INNConfig(Config):
     grad_clip: float | None = 15.0
 
     DEFAULTS: ClassVar[dict] = {
-        "ballistics": dict(n_blocks=6, dim_tot=4, dim_z=3),
-        "sine_wave": dict(n_blocks=4, dim_tot=4, dim_z=1),
-        "robotic_arm": dict(n_blocks=7, dim_tot=4, dim_z=2, y_noise=0.01),
-        "generic": dict(n_blocks=4),  # dim_tot and dim_z follow from the task's sizes
+        "ballistics": dict(blocks=6, dim_tot=4, z_dim=3),
+        "sine_wave": dict(blocks=4, dim_tot=4, z_dim=1),
+        "robotic_arm": dict(blocks=7, dim_tot=4, z_dim=2, y_noise=0.01),
+        "generic": dict(blocks=4),  # dim_tot and z_dim follow from the task's sizes
     }
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
         _check_flow_settings(self)
         if not self.lambda_mse > 0:
             raise ValueError(f"lambda_mse must be positive; got {self.lambda_mse}")
@@ -177,12 +187,12 @@ class INN(InverseModel):
     Raises:
         ValueError: when the task's ``y`` has more dimensions than its ``x`` (e.g. the meta-material task,
             8 -> 300): the bijection ``x <-> [y, z]`` does not exist there; use ``"cinn"``. Also when
-            ``dim_tot`` is smaller than ``x_dim`` or than ``y_dim + dim_z``.
+            ``dim_tot`` is smaller than ``x_dim`` or than ``y_dim + z_dim``.
 
     Example:
         >>> from inverse_lib import models
         >>> m = models.create("inn", "sine_wave", epochs=1)
-        >>> (m.dim_tot, m.dim_z, m.pad_in, m.pad_out)
+        >>> (m.dim_tot, m.z_dim, m.pad_in, m.pad_out)
         (4, 1, 2, 2)
 
     References:
@@ -200,17 +210,17 @@ class INN(InverseModel):
                 f"the INN is not defined for task {t.name!r}: y has {t.y_dim} dimensions but x only {t.x_dim}, "
                 f"and the INN maps x bijectively to [y, z], which needs y_dim <= x_dim (as in the paper); "
                 f"use the conditional INN ('cinn') instead")
-        self.dim_z = c.dim_z if c.dim_z is not None else max(t.x_dim - t.y_dim, 1)
-        if self.dim_z < 1:
-            raise ValueError(f"dim_z must be at least 1; got {self.dim_z}")
-        self.dim_tot = c.dim_tot if c.dim_tot is not None else max(t.x_dim, t.y_dim + self.dim_z, 2)
-        if self.dim_tot < max(t.x_dim, t.y_dim + self.dim_z, 2):
+        self.z_dim = c.z_dim if c.z_dim is not None else max(t.x_dim - t.y_dim, 1)
+        if self.z_dim < 1:
+            raise ValueError(f"z_dim must be at least 1; got {self.z_dim}")
+        self.dim_tot = c.dim_tot if c.dim_tot is not None else max(t.x_dim, t.y_dim + self.z_dim, 2)
+        if self.dim_tot < max(t.x_dim, t.y_dim + self.z_dim, 2):
             raise ValueError(
                 f"dim_tot={self.dim_tot} is too small for task {t.name!r}: it must hold x ({t.x_dim}), "
-                f"y + z ({t.y_dim} + {self.dim_z}) and be at least 2")
+                f"y + z ({t.y_dim} + {self.z_dim}) and be at least 2")
         self.pad_in = self.dim_tot - t.x_dim
-        self.pad_out = self.dim_tot - t.y_dim - self.dim_z
-        return glow_flow(self.dim_tot, c.n_blocks, c.hidden, c.clamp, self.seed)
+        self.pad_out = self.dim_tot - t.y_dim - self.z_dim
+        return glow_flow(self.dim_tot, c.blocks, c.widths, c.clamp, self.seed)
 
     # -- the maps ------------------------------------------------------------------------------
     def pad(self, x: Tensor, noise: float = 0.0) -> Tensor:
@@ -224,14 +234,14 @@ class INN(InverseModel):
         """Run forward on padded designs ``v (n, dim_tot)``.
 
         Returns:
-            ``y_hat (n, y_dim)``, ``z (n, dim_z)``, ``pad_out (n, pad_out)`` and ``log|det J| (n,)``.
+            ``y_hat (n, y_dim)``, ``z (n, z_dim)``, ``pad_out (n, pad_out)`` and ``log|det J| (n,)``.
         """
         out, logdet = self.net(v)
         y_dim = self.task.y_dim
-        return out[:, :y_dim], out[:, y_dim:y_dim + self.dim_z], out[:, y_dim + self.dim_z:], logdet
+        return out[:, :y_dim], out[:, y_dim:y_dim + self.z_dim], out[:, y_dim + self.z_dim:], logdet
 
     def decode(self, y: Tensor, z: Tensor) -> Tensor:
-        """Run backwards on ``[y (n, y_dim), z (n, dim_z), zeros]``: ``(n, x_dim)`` normalised designs."""
+        """Run backwards on ``[y (n, y_dim), z (n, z_dim), zeros]``: ``(n, x_dim)`` normalised designs."""
         u = torch.cat([y, z, y.new_zeros(len(y), self.pad_out)], 1)
         v, _ = self.net(u, rev=True)
         return v[:, :self.task.x_dim]
@@ -269,7 +279,7 @@ class INN(InverseModel):
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:
         B = len(y)
         yy = y.repeat(T, 1)
-        z = torch.randn(T * B, self.dim_z, generator=g, device=y.device, dtype=y.dtype)
+        z = torch.randn(T * B, self.z_dim, generator=g, device=y.device, dtype=y.dtype)
         x = torch.cat([self.decode(yy[s:s + _CHUNK], z[s:s + _CHUNK]) for s in range(0, T * B, _CHUNK)])
         return x.reshape(T, B, self.task.x_dim)
 
@@ -282,16 +292,16 @@ class CINNConfig(Config):
     """Settings of the :class:`CINN` (design.md section 3).
 
     Attributes:
-        n_blocks: conditional GLOW coupling blocks (each followed by a random permutation).
-        hidden: hidden widths of each coupling subnet (ReLU); the subnets also see the condition.
+        blocks: conditional GLOW coupling blocks (each followed by a random permutation).
+        widths: hidden widths of each coupling subnet (ReLU); the subnets also see the condition.
         clamp: soft clamp of the coupling log-scales.
         pad_noise: standard deviation of the noise on the padding of a one-dimensional ``x``.
         cond_dim: ``None`` feeds the normalised ``y`` to the subnets directly; an int inserts a learned
             extractor ``y_dim -> 256 -> cond_dim`` (ReLU) whose features are the condition.
     """
 
-    n_blocks: int = 10
-    hidden: tuple[int, ...] = hidden(160, 3)
+    blocks: int = 10
+    widths: tuple[int, ...] = hidden(160, 3)
     clamp: float = 2.0
     pad_noise: float = 0.05
     cond_dim: int | None = None
@@ -301,16 +311,15 @@ class CINNConfig(Config):
     patience: int = 20
 
     DEFAULTS: ClassVar[dict] = {
-        "ballistics": dict(n_blocks=13, reg=2e-5, decay=0.5),  # the paper-time setting was 30 blocks
-        "sine_wave": dict(n_blocks=10, reg=2e-5, decay=0.5),
-        "robotic_arm": dict(n_blocks=6, reg=5e-3, decay=0.9),
-        "meta_material": dict(n_blocks=14, reg=2e-5, decay=0.5),
-        "generic": dict(n_blocks=10, reg=2e-5, decay=0.5),
+        "ballistics": dict(blocks=13, reg=2e-5, decay=0.5),  # the paper-time setting was 30 blocks
+        "sine_wave": dict(blocks=10, reg=2e-5, decay=0.5),
+        "robotic_arm": dict(blocks=6, reg=5e-3, decay=0.9),
+        "meta_material": dict(blocks=14, reg=2e-5, decay=0.5),
+        "generic": dict(blocks=10, reg=2e-5, decay=0.5),
     }
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
         _check_flow_settings(self)
         if self.cond_dim is not None and self.cond_dim < 1:
             raise ValueError(f"cond_dim must be a positive integer or None; got {self.cond_dim}")
@@ -326,7 +335,7 @@ class ConditionalFlow(nn.Module):
         super().__init__()
         self.cond = nn.Identity() if cfg.cond_dim is None else mlp((y_dim, 256, cfg.cond_dim), batchnorm=False)
         c_dim = y_dim if cfg.cond_dim is None else cfg.cond_dim
-        self.flow = glow_flow(dim, cfg.n_blocks, cfg.hidden, cfg.clamp, seed, cond_dim=c_dim)
+        self.flow = glow_flow(dim, cfg.blocks, cfg.widths, cfg.clamp, seed, cond_dim=c_dim)
 
     def forward(self, v: Tensor, y: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
         return self.flow(v, c=[self.cond(y)], rev=rev)
@@ -342,7 +351,7 @@ class CINN(InverseModel):
     Example:
         >>> from inverse_lib import models
         >>> m = models.create("cinn", "robotic_arm", epochs=1)
-        >>> (m.dim, m.config.n_blocks)
+        >>> (m.dim, m.config.blocks)
         (4, 6)
 
     References:
