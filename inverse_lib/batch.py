@@ -662,8 +662,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
                    help="run only these jobs (their other deps are taken as done)")
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
-                   help=f"run manifest (default {DEFAULT_MANIFEST})")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="run manifest (default: _runs.json beside the profile's executed notebooks)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the templates' kernelspec)")
     p.add_argument("--log-output", action="store_true", help="echo the notebooks' outputs")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -677,9 +677,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.jobs < 1:
         _parser().error("--jobs must be at least 1")
-    from inverse_lib.profiles import plan  # here, so that this module imports without the profiles
+    from inverse_lib.profiles import notebook_dir, plan  # here, so that this module imports without them
 
     jobs = plan(args.profile)
+    if args.manifest is None:
+        args.manifest = PACKAGE_ROOT.parent / notebook_dir(args.profile) / "_runs.json"
     if args.only:
         jobs = select(jobs, args.only)
     if args.list:
@@ -701,4 +703,8 @@ __all__ = ["Job", "Summary", "run", "fingerprint", "library_digest", "validate",
            "write_manifest", "is_up_to_date", "execute", "hardware", "describe", "exit_code", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so that the plan's Job objects (made by inverse_lib.profiles from
+    # inverse_lib.batch) are instances of the same class as the runner's.
+    from inverse_lib.batch import main as _main
+
+    sys.exit(_main())

@@ -7,6 +7,7 @@ under ``$INVERSE_LIB_CACHE/models`` so an interrupted run resumes with what was 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -80,8 +81,10 @@ def time_proposals(model: models.InverseModel, y: torch.Tensor, T: int, seed: in
     return x, {"seconds_per_target": per_target, "seconds_per_proposal": per}
 
 
-def model_path(profile: str, task: str, name: str, seed: int) -> Path:
-    return _data.cache_dir() / "models" / profile / task / f"{name}_seed{seed}.pt"
+def model_path(profile: str, task: str, name: str, seed: int, config) -> Path:
+    """Cache file of a trained model: one per profile, task, model, seed and settings."""
+    digest = hashlib.sha1(repr(config).encode()).hexdigest()[:10]
+    return _data.cache_dir() / "models" / profile / task / f"{name}_seed{seed}_{digest}.pt"
 
 
 def trained_model(name: str, task, data: _data.Dataset, profile: str, seed: int = 0, progress: bool | None = None,
@@ -92,7 +95,7 @@ def trained_model(name: str, task, data: _data.Dataset, profile: str, seed: int 
     p = profiles.get(profile)
     settings = {**p.overrides(name, task.name), **overrides}
     model = models.create(name, task, seed=seed, **settings)
-    path = model_path(p.name, task.name, name, seed)
+    path = model_path(p.name, task.name, name, seed, model.config)
     key = {"config": repr(model.config), "n": data.n, "data_seed": data.seed}
     if path.exists():
         try:
@@ -285,3 +288,15 @@ def load_task_module(path: str | Path):
     if not isinstance(task, tasks.Task):
         raise ValueError(f"{path} must define TASK = inverse_lib.tasks.make_task(...); found {type(task).__name__}")
     return tasks.register(task, overwrite=True)
+
+
+def run_log(profile: str, root: Path | str = ".") -> pd.DataFrame:
+    """The batch runner's manifest for ``profile`` as a table: one row per notebook (status, seconds, hardware,
+    peak memory, when it finished)."""
+    path = Path(root) / profiles.notebook_dir(profile) / "_runs.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no run manifest at {path}: run python -m inverse_lib.batch --profile {profile}")
+    jobs = json.loads(path.read_text())["jobs"]
+    rows = [{"notebook": k, **{c: v.get(c) for c in ("status", "seconds", "hardware", "peak_memory_mb", "finished",
+                                                      "profile")}} for k, v in jobs.items() if v.get("profile") == profile]
+    return pd.DataFrame(rows).set_index("notebook")

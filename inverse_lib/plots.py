@@ -250,3 +250,38 @@ def ablation_figure(abl: pd.DataFrame, T_max: int = 200) -> plt.Figure:
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def claims(results: dict[str, TaskResult], simulator: str | dict = GT,
+           models: Sequence[str] = ("na", "tandem", "cvae", "inn", "cinn")) -> pd.DataFrame:
+    """The paper's claims checked on our results, per task: the best model at T = 1, over T = 10..50 (lowest
+    mean r_T across those T) and at T = 200; whether the winner changes with T (the central claim); and whether
+    NA reaches the lowest r_200 of the paper's models (its claim about NA), with NA's rank."""
+    rows = []
+    for name, res in results.items():
+        d = res.rT[(res.rT["simulator"] == _sim(simulator, name)) & res.rT["model"].isin(models)]
+        m = d.groupby(["T", "model"])["r"].mean()
+        at = lambda T: m.loc[T].sort_values()
+        mid = d[d["T"].between(10, 50)].groupby("model")["r"].mean().sort_values()
+        w1, wmid, w200 = at(1).index[0], mid.index[0], at(200).index[0]
+        r200 = at(200)
+        rows.append({"task": paper.LABELS.get(name, name), "best at T=1": _label(w1),
+                     "best over T=10..50": _label(wmid), "best at T=200": _label(w200),
+                     "winner changes with T": len({w1, wmid, w200}) > 1,
+                     "NA lowest r_200": w200 == "na",
+                     "NA rank at T=200": int(list(r200.index).index("na")) + 1 if "na" in r200.index else None,
+                     "NA r_200 / best other": (r200["na"] / r200.drop("na").min()) if "na" in r200.index else np.nan})
+    return pd.DataFrame(rows)
+
+
+def ranks(results: dict[str, TaskResult], Ts: Sequence[int] = (1, 5, 10, 50, 200), simulator: str | dict = GT,
+          models: Sequence[str] = ("na", "tandem", "cvae", "inn", "cinn")) -> pd.DataFrame:
+    """Rank (1 = best mean r_T over seeds) of each model per task and T."""
+    out = {}
+    for name, res in results.items():
+        d = res.rT[(res.rT["simulator"] == _sim(simulator, name)) & res.rT["model"].isin(models)]
+        m = d.groupby(["T", "model"])["r"].mean()
+        for T in Ts:
+            if T in m.index:
+                out[(paper.LABELS.get(name, name), f"T={T}")] = m.loc[T].rank().astype(int).rename(_label)
+    return pd.DataFrame(out).T

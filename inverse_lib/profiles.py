@@ -136,7 +136,8 @@ def plan(profile: str):
                    inputs=tuple(ROOT / res / i for i in inputs), cwd=ROOT)
 
     tasks = list(ANALYTIC) + ["meta_material"]
-    jobs = [job(t, "task", task=t) for t in ANALYTIC]
+    jobs = [job("tasks_overview", "tasks_overview")]
+    jobs += [job(t, "task", task=t) for t in ANALYTIC]
     jobs.append(job("meta_material", "meta_material"))
     results = [f"{t}.json" for t in tasks]
     jobs += [
@@ -146,6 +147,9 @@ def plan(profile: str):
         job("table3", "table3", deps=tasks, inputs=results),
         job("time", "time", deps=tasks, inputs=results),
         job("ablations", "ablations", deps=list(ANALYTIC)),
-        job("user_task", "user_task", task_module="examples/pendulum.py"),
+        job("results", "results", deps=tasks, inputs=results),
+        job("user_task", "user_task", task_module="examples/oscillator.py"),
     ]
+    # last: the provenance page reads the manifest of everything before it
+    jobs.append(job("provenance", "provenance", deps=[j.name for j in jobs]))
     return jobs

@@ -103,6 +103,7 @@ def fake_profiles(monkeypatch, jobs: list[Job]) -> None:
     """Stand in for inverse_lib.profiles, whose plan() the CLI calls."""
     mod = types.ModuleType("inverse_lib.profiles")
     mod.plan = lambda name: list(jobs)
+    mod.notebook_dir = lambda name: Path("book")
     monkeypatch.setitem(sys.modules, "inverse_lib.profiles", mod)
 
 

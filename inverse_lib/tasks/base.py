@@ -29,7 +29,7 @@ def as_tensor(x: ArrayLike, dim: int, what: str = "x", allow_grad: bool = True) 
         ValueError: if ``x`` is not 2-d with ``dim`` columns, is empty, or holds NaN/inf.
     """
     if not isinstance(x, Tensor):
-        x = torch.as_tensor(np.asarray(x))
+        x = torch.tensor(np.asarray(x))
     if not x.is_floating_point():
         x = x.to(torch.float64)
     if x.ndim != 2 or x.shape[1] != dim:
