@@ -69,7 +69,8 @@ def time_proposals(model: models.InverseModel, y: torch.Tensor, T: int, seed: in
 
     Returns the proposals ``(T, B, x_dim)`` and ``seconds_per_target`` (all T proposals of one target) and
     ``seconds_per_proposal`` (for NA: the search's cost per starting point, ``seconds_per_target / pool``, since
-    its T proposals are the best T of one search; for the others ``seconds_per_target / T``).
+    its T proposals are the best T of one search; for the others ``seconds_per_target / T``), and ``search``:
+    whether the proposals come from one search whose cost does not depend on T (NA, the classical adjoint).
     """
     model.propose(y[:2], min(T, 2), seed=seed)  # warm-up: allocations, lazy initialisation
     sync(model.device)
@@ -77,8 +78,9 @@ def time_proposals(model: models.InverseModel, y: torch.Tensor, T: int, seed: in
     x = model.propose(y, T, seed=seed)
     sync(model.device)
     per_target = (time.perf_counter() - t0) / len(y)
-    per = per_target / (model.config.pool if hasattr(model.config, "pool") else T)
-    return x, {"seconds_per_target": per_target, "seconds_per_proposal": per}
+    search = hasattr(model.config, "pool")
+    per = per_target / (model.config.pool if search else T)
+    return x, {"seconds_per_target": per_target, "seconds_per_proposal": per, "search": search}
 
 
 def model_path(profile: str, task: str, name: str, seed: int, config) -> Path:
@@ -153,9 +155,9 @@ class TaskResult:
         return d.groupby("model", sort=False)["r"].agg(["mean", "min", "max", "count"])
 
 
-def load_results(profile: str, names: Sequence[str] | None = None, root: Path | str = ".") -> dict[str, TaskResult]:
+def load_results(profile: str, names: Sequence[str] | None = None, root: Path | str | None = None) -> dict[str, TaskResult]:
     """The saved results of ``profile`` for the tasks in ``names`` (default: every file there)."""
-    folder = Path(root) / profiles.results_dir(profile)
+    folder = profiles.results_dir(profile) if root is None else Path(root) / "results" / profile
     names = names or sorted(p.stem for p in folder.glob("*.json"))
     missing = [n for n in names if not (folder / f"{n}.json").exists()]
     if missing:
@@ -276,6 +278,8 @@ def load_task_module(path: str | Path):
     import importlib.util
 
     path_ = Path(path)
+    if path_.suffix == ".py" and not path_.is_absolute() and not path_.exists():
+        path_ = profiles.project_root() / path_   # relative to the project, wherever the notebook runs
     if path_.suffix == ".py":
         if not path_.exists():
             raise FileNotFoundError(f"no task module at {path_.resolve()}")
@@ -290,10 +294,10 @@ def load_task_module(path: str | Path):
     return tasks.register(task, overwrite=True)
 
 
-def run_log(profile: str, root: Path | str = ".") -> pd.DataFrame:
+def run_log(profile: str, root: Path | str | None = None) -> pd.DataFrame:
     """The batch runner's manifest for ``profile`` as a table: one row per notebook (status, seconds, hardware,
     peak memory, when it finished)."""
-    path = Path(root) / profiles.notebook_dir(profile) / "_runs.json"
+    path = Path(root or profiles.project_root()) / profiles.notebook_dir(profile) / "_runs.json"
     if not path.exists():
         raise FileNotFoundError(f"no run manifest at {path}: run python -m inverse_lib.batch --profile {profile}")
     jobs = json.loads(path.read_text())["jobs"]

@@ -127,15 +127,29 @@ def table2(results: dict[str, TaskResult], models: Sequence[str] | None = None) 
     return pd.DataFrame(rows)
 
 
+def timed_curves(result: TaskResult, simulator: str = GT) -> pd.DataFrame:
+    """Mean ``r_T`` over seeds per (model, T) with the seconds per target it costs: ``T x`` the cost per proposal
+    for models that draw proposals one by one; the whole search at every T for NA and the classical adjoint,
+    whose T proposals are the best T of one search of fixed cost."""
+    s = result.summary.groupby("model", sort=False).agg(per=("seconds_per_proposal", "mean"),
+                                                        target=("seconds_per_target", "mean"),
+                                                        search=("search", "first"))
+    d = result.rT[result.rT["simulator"] == simulator].groupby(["model", "T"], sort=False)["r"].mean().reset_index()
+    fixed = d["model"].map(s["search"]).astype(bool)
+    d["seconds"] = np.where(fixed, d["model"].map(s["target"]), d["T"] * d["model"].map(s["per"]))
+    return d
+
+
 def r_vs_time(ax, result: TaskResult, simulator: str = GT, models: Sequence[str] | None = None):
-    """``r_T`` against the seconds spent per target to produce T proposals (``T x seconds_per_proposal``)."""
-    s = result.summary.groupby("model", sort=False)["seconds_per_proposal"].mean()
-    d = result.rT[result.rT["simulator"] == simulator]
-    for m in models or s.index:
-        dm = d[d["model"] == m].groupby("T")["r"].mean()
+    """``r`` against the seconds spent per target (see :func:`timed_curves`): a curve for sampling models, a
+    vertical segment (r_1 .. r_Tmax at the search's cost) for the searches."""
+    d = timed_curves(result, simulator)
+    for m in models or list(dict.fromkeys(d["model"])):
+        dm = d[d["model"] == m]
         if dm.empty:
             continue
-        ax.plot(dm.index.values * s[m], dm.values, color=paper.COLOURS.get(m), label=_label(m), lw=1.8)
+        ax.plot(dm["seconds"], dm["r"], color=paper.COLOURS.get(m), label=_label(m), lw=1.8,
+                marker="o" if dm["seconds"].nunique() == 1 else None, ms=4)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("seconds per target")
@@ -146,9 +160,7 @@ def r_vs_time(ax, result: TaskResult, simulator: str = GT, models: Sequence[str]
 
 def best_by_budget(result: TaskResult, budgets: Sequence[float], simulator: str = GT) -> pd.DataFrame:
     """For each time budget (seconds per target), the model with the lowest error reachable within it."""
-    s = result.summary.groupby("model", sort=False)["seconds_per_proposal"].mean()
-    d = result.rT[result.rT["simulator"] == simulator].groupby(["model", "T"])["r"].mean().reset_index()
-    d["seconds"] = d["T"] * d["model"].map(s)
+    d = timed_curves(result, simulator)
     rows = []
     for b in budgets:
         ok = d[d["seconds"] <= b]
@@ -199,9 +211,13 @@ def task_picture(task_name: str, ax=None, seed: int = 0):
     else:
         x = task.sample_prior(4, seed=seed)
         y = task.simulate(x.double()).numpy()
+        axis, label = np.arange(y.shape[1]), "output index"
+        if task.name == "meta_material":
+            from .tasks.meta_material import FREQUENCIES_THZ
+            axis, label = FREQUENCIES_THZ.numpy(), "frequency (THz)"
         for row in y:
-            ax.plot(row, lw=1)
-        ax.set_xlabel("output index")
+            ax.plot(axis, row, lw=1)
+        ax.set_xlabel(label)
         ax.set_ylabel(task.y_label)
     ax.set_title(task.description.split(":")[0] if task.description else task.name)
     return ax

@@ -5,8 +5,9 @@ Three profiles, each a documented set of numbers:
 * ``paper`` -- the authors' protocol (design.md): 10,000 samples, 500 epochs, batch 1024, 200 fresh test
   targets, NA with 2,048 starting points and 300 steps, D4's proxy from 40,000 designs. Meant for a GPU.
 * ``quick`` -- the default on a CPU: the whole book in about an hour or two on 2 cores. The authors' data size,
-  networks and learning rates, but fewer epochs with smaller batches (so every model still takes several
-  thousand optimiser steps), 100 test targets, NA with 256 starting points, 3 seeds on D1-D3.
+  networks and learning rates, but 10-30 epochs with batch 256 (300-950 optimiser steps per model instead of
+  the authors' 4,000), 50 test targets, NA with 256 starting points and 200 steps (T = 200 is then the best
+  200 of 256), 3 seeds on D1-D3; D4 with 6,000 designs, one seed, and a 3-member proxy from 12,000 designs.
 * ``smoke`` -- seconds per notebook, for CI: every code path, no meaningful numbers.
 
 ``plan(name)`` lists the notebook jobs of a profile for :mod:`inverse_lib.batch`.
@@ -34,7 +35,8 @@ class Profile:
         epochs: per model; ``batch_size``: None keeps each model's own (the authors' 1024).
         na_pool, na_steps, na_prune: the neural-adjoint's search (prune: (fraction of steps, kept) stages).
         d4_n, d4_seeds, d4_epochs: the meta-material's inverse-model data size, seeds and epochs.
-        proxy_designs, proxy_members, proxy_epochs: D4's proxy ensemble (the paper: 40,000 designs, 5 members).
+        proxy_designs, proxy_members, proxy_epochs, proxy_batch: D4's proxy ensemble (the paper: 40,000
+            designs, 5 members, batch 1024).
         ablation_tasks: tasks of the ablation study.
     """
 
@@ -49,12 +51,14 @@ class Profile:
     na_pool: int
     na_steps: int
     na_prune: tuple[tuple[float, float], ...]
+    d4_na_steps: int
     d4_n: int
     d4_seeds: tuple[int, ...]
     d4_epochs: dict[str, int]
     proxy_designs: int
     proxy_members: int
     proxy_epochs: int
+    proxy_batch: int
     ablation_tasks: tuple[str, ...] = ANALYTIC
     models: tuple[str, ...] = PAPER_MODELS + EXTRA_MODELS
 
@@ -64,7 +68,8 @@ class Profile:
         if self.batch_size:
             out["batch_size"] = self.batch_size
         if model in ("na", "adjoint"):
-            out.update(pool=self.na_pool, steps=self.na_steps, prune=self.na_prune)
+            out.update(pool=self.na_pool, steps=self.d4_na_steps if task == "meta_material" else self.na_steps,
+                       prune=self.na_prune)
         epochs = (self.d4_epochs if task == "meta_material" else self.epochs).get(model)
         if epochs:
             out["epochs"] = epochs
@@ -79,25 +84,25 @@ PROFILES = {
         name="paper", description="the authors' protocol (design.md); meant for a GPU",
         n=10_000, n_test=200, T_max=200, seeds=(0, 1, 2),
         epochs={m: 500 for m in PAPER_MODELS + EXTRA_MODELS}, batch_size=None,
-        na_pool=2048, na_steps=300, na_prune=(),
+        na_pool=2048, na_steps=300, na_prune=(), d4_na_steps=300,
         d4_n=21_000, d4_seeds=(0,), d4_epochs={m: 500 for m in PAPER_MODELS + EXTRA_MODELS},
-        proxy_designs=40_000, proxy_members=5, proxy_epochs=300,
+        proxy_designs=40_000, proxy_members=5, proxy_epochs=500, proxy_batch=1024,
     ),
     "quick": Profile(
         name="quick", description="the default on a CPU: about 1-2 hours on 2 cores",
-        n=10_000, n_test=100, T_max=200, seeds=(0, 1, 2),
-        epochs={"na": 40, "tandem": 25, "cvae": 12, "inn": 25, "cinn": 25, "mdn": 25}, batch_size=256,
-        na_pool=256, na_steps=300, na_prune=((0.2, 0.5), (0.4, 0.5)),
-        d4_n=6_000, d4_seeds=(0,), d4_epochs={"na": 20, "tandem": 15, "cvae": 6, "cinn": 15, "mdn": 15},
-        proxy_designs=12_000, proxy_members=3, proxy_epochs=30,
+        n=10_000, n_test=50, T_max=200, seeds=(0, 1, 2),
+        epochs={"na": 30, "tandem": 20, "cvae": 10, "inn": 20, "cinn": 20, "mdn": 15}, batch_size=256,
+        na_pool=256, na_steps=200, na_prune=(), d4_na_steps=100,
+        d4_n=6_000, d4_seeds=(0,), d4_epochs={"na": 15, "tandem": 10, "cvae": 5, "cinn": 10, "mdn": 10},
+        proxy_designs=12_000, proxy_members=3, proxy_epochs=25, proxy_batch=256,
     ),
     "smoke": Profile(
         name="smoke", description="seconds per notebook, for CI: every code path, no meaningful numbers",
         n=400, n_test=6, T_max=200, seeds=(0, 1),
         epochs={m: 2 for m in PAPER_MODELS + EXTRA_MODELS}, batch_size=128,
-        na_pool=200, na_steps=4, na_prune=((0.5, 0.5),),
+        na_pool=200, na_steps=4, na_prune=((0.5, 0.5),), d4_na_steps=3,
         d4_n=300, d4_seeds=(0,), d4_epochs={m: 1 for m in PAPER_MODELS + EXTRA_MODELS},
-        proxy_designs=300, proxy_members=2, proxy_epochs=1,
+        proxy_designs=300, proxy_members=2, proxy_epochs=1, proxy_batch=128,
         ablation_tasks=("sine_wave",),
     ),
 }
@@ -112,9 +117,21 @@ def get(name: str | Profile) -> Profile:
     return PROFILES[name]
 
 
+def project_root(start: Path | str | None = None) -> Path:
+    """The book project holding the working directory: the nearest folder up from ``start`` (default: the
+    working directory) with ``_toc.yml`` and ``notebooks/``; the working directory itself when there is none
+    (a user's own study). Notebooks run from anywhere inside the project (papermill from the root, nbval from
+    ``tests/smoke``) so find the same result files."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists() and (folder / "notebooks").is_dir():
+            return folder
+    return here
+
+
 def results_dir(profile: str) -> Path:
-    """Where a profile's result files live (relative to the repository root)."""
-    return Path("results") / profile
+    """Where a profile's result files live: ``results/<profile>`` in the project root."""
+    return project_root() / "results" / profile
 
 
 def notebook_dir(profile: str) -> Path:
@@ -128,7 +145,7 @@ def plan(profile: str):
     from .batch import Job
 
     p = get(profile)
-    out, res, nb = notebook_dir(p.name), results_dir(p.name), Path("notebooks")
+    out, res, nb = notebook_dir(p.name), Path("results") / p.name, Path("notebooks")
 
     def job(name, template, deps=(), inputs=(), **params):
         return Job(name=name, template=ROOT / nb / f"{template}.ipynb", output=ROOT / out / f"{name}.ipynb",

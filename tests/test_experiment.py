@@ -58,12 +58,17 @@ def test_tables_and_figures_from_results(sine_result):
     assert set(plots.best_by_budget(saved, [1e-6, 10.0])["best model"]) <= {"NA", "Tandem", "random search", "none fits"}
 
 
-def test_trained_models_are_cached(sine_result, monkeypatch):
+def test_trained_models_are_cached(monkeypatch):
     d = experiment._data.load_or_generate("sine_wave", n=400, seed=0, n_test=6)
+    first, _ = experiment.trained_model("tandem", "sine_wave", d, "smoke", seed=0)
     calls = []
-    monkeypatch.setattr(experiment.models.InverseModel, "fit", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(experiment.models.InverseModel, "fit", lambda *a, **k: calls.append(1) or experiment.models.History())
     model, info = experiment.trained_model("tandem", "sine_wave", d, "smoke", seed=0)
     assert calls == [] and info["epochs"] == 2
+    assert torch.equal(model.propose(d.y_test, 2), first.propose(d.y_test, 2))
+    # other settings are another model, not the cached one
+    experiment.trained_model("tandem", "sine_wave", d, "smoke", seed=0, boundary=False)
+    assert calls == [1]
 
 
 def test_user_task_module(tmp_path):
