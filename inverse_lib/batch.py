@@ -152,10 +152,31 @@ def _update_bytes(h: "hashlib._Hash", label: str, data: bytes) -> None:
     h.update(data)
 
 
-def library_digest(root: Path | str = PACKAGE_ROOT) -> str:
-    """sha256 over every ``.py`` file of the package at ``root`` (relative path and content, sorted by path).
+def code_only(source: bytes) -> bytes:
+    """The code of a Python file without its comments, docstrings and layout: the dump of its syntax tree with
+    every docstring removed. Editing documentation therefore does not rerun the book; a file that does not
+    parse is hashed as it is."""
+    import ast
 
-    ``__pycache__`` and hidden folders are ignored; the absolute location of ``root`` does not matter.
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
+def library_digest(root: Path | str = PACKAGE_ROOT) -> str:
+    """sha256 over the code of every ``.py`` file of the package at ``root`` (relative path and
+    :func:`code_only` content, sorted by path).
+
+    ``__pycache__`` and hidden folders are ignored; the absolute location of ``root`` does not matter; comments
+    and docstrings do not count.
     """
     root = Path(root)
     h = hashlib.sha256()
@@ -163,7 +184,7 @@ def library_digest(root: Path | str = PACKAGE_ROOT) -> str:
                    if not any(part == "__pycache__" or part.startswith(".")
                               for part in p.relative_to(root).parts[:-1]))
     for rel in files:
-        _update_file(h, rel, root / rel)
+        _update_bytes(h, rel, code_only((root / rel).read_bytes()))
     return h.hexdigest()
 
 

@@ -6,8 +6,9 @@ Three profiles, each a documented set of numbers:
   targets, NA with 2,048 starting points and 300 steps, D4's proxy from 40,000 designs. Meant for a GPU.
 * ``quick`` -- the default on a CPU: the whole book in about an hour or two on 2 cores. The authors' data size,
   networks and learning rates, but 10-30 epochs with batch 256 (300-950 optimiser steps per model instead of
-  the authors' 4,000), 50 test targets, NA with 256 starting points and 200 steps (T = 200 is then the best
+  the authors' 4,000), 50 test targets, NA with 256 starting points and 150 steps (T = 200 is then the best
   200 of 256), 3 seeds on D1-D3; D4 with 6,000 designs, one seed, and a 3-member proxy from 12,000 designs.
+  Ablations on the sine wave and the robotic arm, on the first half of the test targets.
 * ``smoke`` -- seconds per notebook, for CI: every code path, no meaningful numbers.
 
 ``plan(name)`` lists the notebook jobs of a profile for :mod:`inverse_lib.batch`.
@@ -91,10 +92,11 @@ PROFILES = {
     "quick": Profile(
         name="quick", description="the default on a CPU: about 1-2 hours on 2 cores",
         n=10_000, n_test=50, T_max=200, seeds=(0, 1, 2),
-        epochs={"na": 30, "tandem": 20, "cvae": 10, "inn": 20, "cinn": 20, "mdn": 15}, batch_size=256,
-        na_pool=256, na_steps=200, na_prune=(), d4_na_steps=100,
+        epochs={"na": 30, "tandem": 20, "cvae": 10, "inn": 15, "cinn": 20, "mdn": 15}, batch_size=256,
+        na_pool=256, na_steps=150, na_prune=(), d4_na_steps=100,
         d4_n=6_000, d4_seeds=(0,), d4_epochs={"na": 15, "tandem": 10, "cvae": 5, "cinn": 10, "mdn": 10},
         proxy_designs=12_000, proxy_members=3, proxy_epochs=25, proxy_batch=256,
+        ablation_tasks=("sine_wave", "robotic_arm"),
     ),
     "smoke": Profile(
         name="smoke", description="seconds per notebook, for CI: every code path, no meaningful numbers",

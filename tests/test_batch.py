@@ -266,7 +266,10 @@ def test_library_digest_sees_py_edits_but_not_location_or_caches(tmp_path):
     (cache / "junk.py").write_text("x = 1")
     assert _real_library_digest(tmp_path / "two" / "inverse_lib") == d1
     with open(tmp_path / "two" / "inverse_lib" / "batch.py", "a") as fh:
-        fh.write("\n# a change\n")
+        fh.write("\n# a comment is not a change\n")
+    assert _real_library_digest(tmp_path / "two" / "inverse_lib") == d1
+    with open(tmp_path / "two" / "inverse_lib" / "batch.py", "a") as fh:
+        fh.write("\nCHANGED = True\n")
     assert _real_library_digest(tmp_path / "two" / "inverse_lib") != d1
 
 
@@ -280,3 +283,14 @@ def test_manifest_is_written_atomically_and_a_corrupt_one_is_refused(tmp_path):
     path.write_text("<<<<<<< HEAD\n")
     with pytest.raises(ValueError, match="not a readable run manifest"):
         batch.load_manifest(path)
+
+
+def test_library_digest_ignores_docstrings_and_comments(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text('"""Doc."""\nimport os\n\n\ndef f(x):\n    """Say what."""\n    return x + 1  # why\n')
+    before = _real_library_digest(pkg)
+    (pkg / "m.py").write_text('"""Other doc."""\nimport os\n\ndef f(x):\n    """Else."""\n    # a comment\n    return x + 1\n')
+    assert _real_library_digest(pkg) == before
+    (pkg / "m.py").write_text('"""Doc."""\nimport os\n\n\ndef f(x):\n    return x + 2\n')
+    assert _real_library_digest(pkg) != before
