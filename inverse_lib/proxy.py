@@ -349,8 +349,8 @@ def train_ensemble(n_designs: int = DEFAULT_RUN["n_designs"], members: int = DEF
     with the authors' proxy settings (Adam, lr 5e-4, weight decay 2e-5, ReduceLROnPlateau on the training loss
     with factor 0.5 and patience 10), keeping its best-validation weights. One deviation by default: batch 256
     instead of the authors' 1024, because on a CPU the cost is per sample and four times the updates per epoch
-    learn faster per CPU-hour (in a trial, 2 epochs at batch 256 reached the validation MSE (1.0e-2) that batch 1024 reached
-    after about 5); pass ``batch_size=1024`` for the authors' exact setting, as in the paper-size run. Members
+    learn faster per CPU-hour (in a trial, batch 256 reached a validation MSE of 1.0e-2 in 2 epochs, batch 1024
+    in about 5); pass ``batch_size=1024`` for the authors' exact setting, as in the paper-size run. Members
     differ in their initialisation and batch order (seeds ``1000 seed + k``). See ``MEASURED_DEFAULT`` for what
     the default run achieves.
 
