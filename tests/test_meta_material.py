@@ -200,3 +200,19 @@ def test_gallery_builds_a_figure(tmp_path):
     assert (tmp_path / "gallery.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="radius must be one of"):
         mm.gallery(radius="h1")
+
+
+def test_unsimulable_designs_give_nan_rows_not_exceptions():
+    from inverse_lib import metrics, tasks
+    task = tasks.get("meta_material")
+    x = task.sample_prior(4, seed=0).double()
+    wild = x.clone()
+    wild[1, 5] = -3.0          # a negative radius
+    wild[2, 0] = 0.0           # a zero height
+    wild[3] = 1e6              # absurdly large, but positive: a (dull) spectrum
+    y = task.simulate(wild)
+    assert torch.isnan(y[1]).all() and torch.isnan(y[2]).all()
+    assert torch.isfinite(y[0]).all() and torch.isfinite(y[3]).all()
+    torch.testing.assert_close(y[0], task.simulate(x[:1])[0])     # the others are unaffected
+    e = metrics.resimulation_errors(task, wild.float().unsqueeze(0), task.simulate(x).float())
+    assert torch.isinf(e[0, 1:3]).all() and torch.isfinite(e[0, 0])

@@ -370,16 +370,37 @@ def meta_material_forward(x: Tensor, frequencies_thz: Tensor | None = None, chun
         chunk: designs evaluated at a time (bounds memory at about ``chunk * F * 8 * 16`` bytes per temporary).
 
     Returns:
-        ``(n, F)`` float64 reflectance ``|r|^2`` in [0, 1]; differentiable with respect to ``x``.
+        ``(n, F)`` float64 reflectance ``|r|^2`` in [0, 1]; differentiable with respect to ``x``. A design that
+        cannot be simulated (a non-positive or non-finite size) gets a row of NaN instead of an exception, so one
+        wild proposal never stops an evaluation: the metrics count it as a failure.
     """
     f = FREQUENCIES_THZ if frequencies_thz is None else torch.as_tensor(frequencies_thz, dtype=torch.float64)
     f = f.to(x.device)
     w = 2 * math.pi * f
     out = []
+    centre = x.new_tensor([sum(HEIGHT_RANGE_UM) / 2] * N_CYLINDERS + [sum(RADIUS_RANGE_UM) / 2] * N_CYLINDERS)
     for s in range(0, x.shape[0], chunk):
         xs = x[s:s + chunk]
-        omega, gamma_rad, volume = modes(xs)
-        out.append(tcmt_reflectance(w, mode_matrix(omega, volume), gamma_rad, w * TAN_DELTA / 2))
+        # A design with a non-positive or non-finite size has no spectrum: its row is NaN (a failed
+        # re-simulation, counted as such by the metrics), computed on a stand-in so the batch still runs.
+        bad = ~(torch.isfinite(xs) & (xs > 0)).all(1)
+        omega, gamma_rad, volume = modes(torch.where(bad[:, None], centre, xs))
+        matrix = mode_matrix(omega, volume)
+        bad = bad | ~(torch.isfinite(matrix).flatten(1).all(1) & torch.isfinite(gamma_rad).all(1))
+        if bad.any():
+            omega, gamma_rad, volume = modes(torch.where(bad[:, None], centre, xs))
+            matrix = mode_matrix(omega, volume)
+        try:
+            spectra = tcmt_reflectance(w, matrix, gamma_rad, w * TAN_DELTA / 2)
+        except torch.linalg.LinAlgError:  # an eigendecomposition that does not converge: one design at a time
+            rows = []
+            for k in range(len(xs)):
+                try:
+                    rows.append(tcmt_reflectance(w, matrix[k:k + 1], gamma_rad[k:k + 1], w * TAN_DELTA / 2))
+                except torch.linalg.LinAlgError:
+                    rows.append(torch.full((1, len(w)), float("nan"), dtype=matrix.dtype, device=x.device))
+            spectra = torch.cat(rows, 0)
+        out.append(torch.where(bad[:, None], torch.full_like(spectra, float("nan")), spectra))
     return torch.cat(out, 0)
 
 
