@@ -81,6 +81,7 @@ def main():
     for label, prune in (("ours, frozen + batched", ()), ("ours, + staged pruning", ((0.2, 0.5), (0.4, 0.5)))):
         m = models.create("na", "robotic_arm", device=str(na.device), pool=args.pool, steps=args.steps, prune=prune)
         m.net.load_state_dict(na.net.state_dict())
+        m.net.eval()  # search() is called directly here: BatchNorm must use its running statistics
         m.stats = na.stats
         x0 = m.starting_points(len(y) * args.pool, 123).reshape(len(y), args.pool, -1)
         n = m.chunk_targets()
