@@ -29,7 +29,6 @@ import os
 import platform
 import queue
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from inverse_lib._io import atomic_write
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_MANIFEST = Path("book") / "_runs.json"
@@ -292,19 +293,11 @@ def write_manifest(path: Path | str, records: dict[str, dict]) -> None:
 
     The format is ``{"format": 1, "jobs": {name: record}}`` with sorted keys, so diffs in git stay small.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"format": MANIFEST_FORMAT, "jobs": records}, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def write(fh):
+        json.dump({"format": MANIFEST_FORMAT, "jobs": records}, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+
+    atomic_write(path, write, binary=False)
 
 
 def is_up_to_date(job: Job, fp: str, records: dict[str, dict]) -> bool:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from . import data as _data
 from . import metrics, models, profiles, tasks
+from ._io import atomic_write
 from .models.base import show_progress
 
 # T values kept in the result files: every T up to 50 (Fig. 3), then every 10 up to 200 (Table 3)
@@ -133,15 +131,9 @@ class TaskResult:
 
     def save(self, path: Path | str) -> Path:
         """Write the result as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         blob = {"meta": self.meta, "summary": self.summary.to_dict("records"), "rT": self.rT.to_dict("records"),
                 "proposals": self.proposals.to_dict("records")}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(blob, fh, default=float)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda fh: json.dump(blob, fh, default=float), binary=False)
 
     @classmethod
     def load(cls, path: Path | str) -> "TaskResult":

@@ -67,3 +67,13 @@ def test_bad_sizes_raise(kwargs, match):
 def test_unknown_task_raises():
     with pytest.raises(ValueError, match="known tasks"):
         data.generate("no_such_task")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        data.atomic_save({"a": 1}, tmp_path / "x.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o644
