@@ -6,7 +6,7 @@ import torch
 
 from inverse_lib import data, models, tasks
 from inverse_lib.metrics import r_T, resimulation_errors
-from inverse_lib.models.inn import CINN, INN, CINNConfig, INNConfig
+from inverse_lib.models.inn import INN, CINNConfig, INNConfig
 
 TINY = dict(blocks=2, widths=(32, 32))
 CASES = [("inn", "sine_wave"), ("inn", "robotic_arm"), ("cinn", "sine_wave"), ("cinn", "robotic_arm")]

@@ -178,9 +178,13 @@ class InverseModel(ABC):
     def build(self) -> nn.Module:
         """Create the networks (a single ``nn.Module``, e.g. a ``ModuleDict``)."""
 
-    @abstractmethod
     def _fit(self, data: Dataset, epochs: int | None, progress: bool | None) -> History:
-        """Train on normalised tensors (see :meth:`tensors`)."""
+        """Train on normalised tensors (see :meth:`tensors`). The default trains every parameter of
+        ``self.net`` on the model's ``loss(x, y)``, batches ordered by the model's seed; models trained in
+        another way (NA's surrogate, the Tandem's two phases, the baselines) override it."""
+        return train_loop(self.net, self.loss, self.tensors(data, "train"), self.tensors(data, "val"),
+                          self.config, epochs, progress, desc=type(self).__name__,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     @abstractmethod
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:

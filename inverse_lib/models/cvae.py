@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..data import Dataset
-from .base import Config, History, InverseModel, train_loop
-from .nets import SpectrumEncoder, hidden, mlp
+from .base import Config, InverseModel
+from .nets import hidden, mlp, y_features
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,7 @@ class CVAE(InverseModel):
 
     def build(self) -> nn.Module:
         t, c = self.task, self.config
-        if c.y_features:
-            y_net, y_dim = SpectrumEncoder(t.y_dim, c.y_features, hidden(500, 4)), c.y_features
-        else:
-            y_net, y_dim = nn.Identity(), t.y_dim
+        y_net, y_dim = y_features(t.y_dim, c.y_features)
         return nn.ModuleDict({
             "y": y_net,
             "encoder": mlp((t.x_dim + y_dim, *c.encoder_widths, 2 * c.z_dim)),
@@ -69,10 +65,6 @@ class CVAE(InverseModel):
         rec = ((x_hat - x) ** 2).sum(1)
         kld = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         return (rec + self.config.kl * kld).mean()
-
-    def _fit(self, data: Dataset, epochs, progress) -> History:
-        return train_loop(self.net, self.loss, self.tensors(data, "train"), self.tensors(data, "val"),
-                          self.config, epochs, progress, desc="cVAE", generator=torch.Generator().manual_seed(self.seed))
 
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:
         B = y.shape[0]

@@ -50,8 +50,7 @@ from FrEIA.framework import SequenceINN
 from FrEIA.modules import GLOWCouplingBlock, PermuteRandom
 from torch import Tensor, nn
 
-from ..data import Dataset
-from .base import Config, History, InverseModel, train_loop
+from .base import Config, InverseModel
 from .nets import hidden, mlp
 
 _CHUNK = 65_536  # rows inverted at a time in propose()
@@ -271,11 +270,6 @@ class INN(InverseModel):
         return t["y"] + t["z"] + t["pad"] - t["logdet"]
 
     # -- the contract --------------------------------------------------------------------------
-    def _fit(self, data: Dataset, epochs: int | None, progress: bool | None) -> History:
-        g = torch.Generator().manual_seed(self.seed)
-        return train_loop(self.net, self.loss, self.tensors(data, "train"), self.tensors(data, "val"),
-                          self.config, epochs=epochs, progress=progress, desc="INN", generator=g)
-
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:
         B = len(y)
         yy = y.repeat(T, 1)
@@ -391,11 +385,6 @@ class CINN(InverseModel):
         """``mean(0.5 ||z||^2 - log|det J|)``, a scalar."""
         t = self.loss_terms(x, y)
         return t["z"] - t["logdet"]
-
-    def _fit(self, data: Dataset, epochs: int | None, progress: bool | None) -> History:
-        g = torch.Generator().manual_seed(self.seed)
-        return train_loop(self.net, self.loss, self.tensors(data, "train"), self.tensors(data, "val"),
-                          self.config, epochs=epochs, progress=progress, desc="cINN", generator=g)
 
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:
         B = len(y)

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..data import Dataset
-from .base import Config, History, InverseModel, train_loop
-from .nets import SpectrumEncoder, hidden, mlp
+from .base import Config, InverseModel
+from .nets import hidden, mlp, y_features
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,7 @@ class MDN(InverseModel):
 
     def build(self) -> nn.Module:
         t, c = self.task, self.config
-        if c.y_features:
-            y_net, y_dim = SpectrumEncoder(t.y_dim, c.y_features, hidden(500, 4)), c.y_features
-        else:
-            y_net, y_dim = nn.Identity(), t.y_dim
+        y_net, y_dim = y_features(t.y_dim, c.y_features)
         return nn.ModuleDict({
             "y": y_net,
             "mixture": mlp((y_dim, *c.widths, c.components * (1 + 2 * t.x_dim))),
@@ -103,10 +99,6 @@ class MDN(InverseModel):
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Mean negative log-likelihood of a batch of normalised designs given their targets."""
         return mixture_nll(x, *self.mixture(y)).mean()
-
-    def _fit(self, data: Dataset, epochs, progress) -> History:
-        return train_loop(self.net, self.loss, self.tensors(data, "train"), self.tensors(data, "val"),
-                          self.config, epochs, progress, desc="MDN", generator=torch.Generator().manual_seed(self.seed))
 
     def _propose(self, y: Tensor, T: int, g: torch.Generator) -> Tensor:
         logits, mean, std = self.mixture(y)

@@ -34,6 +34,14 @@ def hidden(width: int, depth: int) -> tuple[int, ...]:
     return (width,) * depth
 
 
+def y_features(y_dim: int, features: int) -> tuple[nn.Module, int]:
+    """The network that feeds ``y`` to a model, and its output width: the identity, or for ``features > 0``
+    the authors' spectrum encoder (150-500x4-features) used on D4's 300-point spectra."""
+    if features:
+        return SpectrumEncoder(y_dim, features, hidden(500, 4)), features
+    return nn.Identity(), y_dim
+
+
 class SpectrumEncoder(nn.Module):
     """The authors' encoder for D4's 300-point spectra: three Conv1d layers, a 1x1 conv, then an mlp.
 

@@ -11,7 +11,7 @@ Optionally (``prune``) it drops, in stages, candidates that rank too low to reac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
