@@ -236,7 +236,9 @@ def ablations(task, profile: str = "quick", seed: int = 0, progress: bool | None
     """The paper's supplementary ablations on one task, as ``r_T`` rows (variant, T, r, p25, p75).
 
     NA: the trained surrogate searched with the boundary loss off, and with Gamma a uniform draw in the box or
-    a Gaussian centred in it instead of the task prior. Tandem: retrained without the boundary loss. On the first
+    a Gaussian centred in it instead of the task prior; and, for a profile that anneals the learning rate by a
+    cosine, NA's surrogate retrained with the authors' ReduceLROnPlateau instead. Tandem: retrained without the
+    boundary loss. On the first
     half of the profile's test targets (the trained models are the task notebooks' own, seed 0).
     """
     task = tasks.get(task)
@@ -253,6 +255,9 @@ def ablations(task, profile: str = "quick", seed: int = 0, progress: bool | None
         model.net.load_state_dict(na.net.state_dict())
         model.stats = na.stats
         rows += _rows(task, model, data, Ts, label, p.T_max, seed)
+    if p.schedule != "plateau":  # the authors' learning-rate rule at this profile's epochs: a retrained surrogate
+        model, _ = trained_model("na", task, data, p.name, seed=seed, progress=progress, schedule="plateau")
+        rows += _rows(task, model, data, Ts, "NA, authors' plateau schedule", p.T_max, seed)
     for label, change in {"Tandem": {}, "Tandem, no boundary loss": dict(boundary=False)}.items():
         model, _ = trained_model("tandem", task, data, p.name, seed=seed, progress=progress, **change)
         rows += _rows(task, model, data, Ts, label, p.T_max, seed)

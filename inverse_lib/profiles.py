@@ -4,11 +4,13 @@ Three profiles, each a documented set of numbers:
 
 * ``paper`` -- the authors' protocol (design.md): 10,000 samples, 500 epochs, batch 1024, 200 fresh test
   targets, NA with 2,048 starting points and 300 steps, D4's proxy from 40,000 designs. Meant for a GPU.
-* ``quick`` -- the default on a CPU: the whole book in about an hour or two on 2 cores. The authors' data size,
+* ``quick`` -- the default on a CPU: the whole book in about an hour on 2 cores. The authors' data size,
   networks and learning rates, but 10-30 epochs with batch 256 (300-950 optimiser steps per model instead of
-  the authors' 4,000), 50 test targets, NA with 256 starting points and 150 steps (T = 200 is then the best
-  200 of 256), 3 seeds on D1-D3; D4 with 6,000 designs, one seed, and a 3-member proxy from 12,000 designs.
-  Ablations on the sine wave and the robotic arm, on the first half of the test targets.
+  the authors' 4,000) and the learning rate annealed by a cosine over them (the authors' plateau rule hardly
+  ever fires in so few epochs), 50 test targets, NA with 1,024 starting points, 200 steps and staged pruning,
+  3 seeds on D1-D3; D4 with 6,000 designs, one seed, and the default proxy run of
+  :func:`inverse_lib.proxy.train_ensemble` (20,000 designs, 2 members, 120 epochs). Ablations on the sine wave
+  and the robotic arm, on the first half of the test targets.
 * ``smoke`` -- seconds per notebook, for CI: every code path, no meaningful numbers.
 
 ``plan(name)`` lists the notebook jobs of a profile for :mod:`inverse_lib.batch`.
@@ -36,9 +38,11 @@ class Profile:
         epochs: per model; ``batch_size``: None keeps each model's own (the authors' 1024).
         na_pool, na_steps, na_prune: the neural-adjoint's search (prune: (fraction of steps, kept) stages).
         d4_n, d4_seeds, d4_epochs: the meta-material's inverse-model data size, seeds and epochs.
-        proxy_designs, proxy_members, proxy_epochs, proxy_batch: D4's proxy ensemble (the paper: 40,000
-            designs, 5 members, batch 1024).
+        proxy_designs, proxy_members, proxy_epochs, proxy_batch, proxy_lr: D4's proxy ensemble (the paper:
+            40,000 designs, 5 members, 500 epochs, batch 1024, lr 5e-4).
         ablation_tasks: tasks of the ablation study.
+        schedule: every model's learning-rate schedule (``"plateau"``, the authors', or ``"cosine"``; see
+            :class:`inverse_lib.models.Config`), and the proxy ensemble's.
     """
 
     name: str
@@ -60,12 +64,14 @@ class Profile:
     proxy_members: int
     proxy_epochs: int
     proxy_batch: int
+    proxy_lr: float = 5e-4
     ablation_tasks: tuple[str, ...] = ANALYTIC
     models: tuple[str, ...] = PAPER_MODELS + EXTRA_MODELS
+    schedule: str = "plateau"
 
     def overrides(self, model: str, task: str) -> dict:
         """Settings passed to ``models.create`` for ``model`` on ``task`` under this profile."""
-        out: dict = {}
+        out: dict = {"schedule": self.schedule}
         if self.batch_size:
             out["batch_size"] = self.batch_size
         if model in ("na", "adjoint"):
@@ -87,16 +93,16 @@ PROFILES = {
         epochs={m: 500 for m in PAPER_MODELS + EXTRA_MODELS}, batch_size=None,
         na_pool=2048, na_steps=300, na_prune=(), d4_na_steps=300,
         d4_n=21_000, d4_seeds=(0,), d4_epochs={m: 500 for m in PAPER_MODELS + EXTRA_MODELS},
-        proxy_designs=40_000, proxy_members=5, proxy_epochs=500, proxy_batch=1024,
+        proxy_designs=40_000, proxy_members=5, proxy_epochs=500, proxy_batch=1024, proxy_lr=5e-4,
     ),
     "quick": Profile(
         name="quick", description="the default on a CPU: about 1-2 hours on 2 cores",
         n=10_000, n_test=50, T_max=200, seeds=(0, 1, 2),
         epochs={"na": 30, "tandem": 20, "cvae": 10, "inn": 15, "cinn": 20, "mdn": 15}, batch_size=256,
-        na_pool=256, na_steps=150, na_prune=(), d4_na_steps=100,
+        na_pool=1024, na_steps=200, na_prune=((0.1, 0.25), (0.3, 0.5)), d4_na_steps=100,
         d4_n=6_000, d4_seeds=(0,), d4_epochs={"na": 15, "tandem": 10, "cvae": 5, "cinn": 10, "mdn": 10},
-        proxy_designs=12_000, proxy_members=3, proxy_epochs=25, proxy_batch=256,
-        ablation_tasks=("sine_wave", "robotic_arm"),
+        proxy_designs=20_000, proxy_members=2, proxy_epochs=120, proxy_batch=256, proxy_lr=1e-3,
+        ablation_tasks=("sine_wave", "robotic_arm"), schedule="cosine",
     ),
     "smoke": Profile(
         name="smoke", description="seconds per notebook, for CI: every code path, no meaningful numbers",
@@ -105,7 +111,7 @@ PROFILES = {
         na_pool=200, na_steps=4, na_prune=((0.5, 0.5),), d4_na_steps=3,
         d4_n=300, d4_seeds=(0,), d4_epochs={m: 1 for m in PAPER_MODELS + EXTRA_MODELS},
         proxy_designs=300, proxy_members=2, proxy_epochs=1, proxy_batch=128,
-        ablation_tasks=("sine_wave",),
+        ablation_tasks=("sine_wave",), schedule="cosine",
     ),
 }
 

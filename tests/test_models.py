@@ -123,6 +123,42 @@ def test_pruning_does_less_work_and_keeps_the_best():
     assert loss_pruned.max() < 1e-10 and loss_full.max() < 1e-10
 
 
+@pytest.mark.parametrize("task_name", ["robotic_arm", "ballistics", "meta_material"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_hand_written_search_gradient_equals_autograd(task_name, reduction):
+    from inverse_lib.models.neural_adjoint import inference_layers, loss_and_input_grad
+
+    torch.manual_seed(0)
+    model = models.create("na", task_name, device="cpu", boundary_reduction=reduction)
+    for mod in model.net.modules():  # BatchNorm statistics far from the identity, so that folding matters
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            mod.running_mean.uniform_(-1, 1), mod.running_var.uniform_(0.5, 2), mod.weight.data.uniform_(0.5, 2)
+    model.net.double().eval()
+    t = tasks.get(task_name)
+    d = data.generate(task_name, n=50, seed=0, n_test=2)
+    model.stats = {k: getattr(d, k).double() for k in ("x_mean", "x_std", "y_mean", "y_std")}
+    x = 1.5 * torch.randn(2, 5, t.x_dim, dtype=torch.float64)  # some candidates outside the box
+    y = torch.randn(2, t.y_dim, dtype=torch.float64)
+    layers = inference_layers(model.net)
+    assert layers is not None
+    (la, ga), (lb, gb) = model.loss_and_grad(x, y, layers), model.loss_and_grad(x, y)
+    torch.testing.assert_close(la, lb, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-12)
+    assert ga.abs().max() > 0
+    # blocks of rows that cut across targets give the same answer
+    lc, gc = loss_and_input_grad(layers, x, y, block=3)
+    ld, gd = loss_and_input_grad(layers, x, y)
+    torch.testing.assert_close((lc, gc), (ld, gd), rtol=1e-12, atol=1e-14)
+
+
+def test_inference_layers_refuses_other_networks():
+    from inverse_lib.models.neural_adjoint import inference_layers
+
+    assert inference_layers(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))) is None
+    assert inference_layers(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())) is None
+    assert inference_layers(torch.nn.Conv1d(1, 1, 3)) is None
+
+
 def test_chunking_does_not_change_proposals():
     model, d = exact_na("sine_wave", pool=16, steps=20)
     a = model.propose(d.y_test, T=3, seed=2)

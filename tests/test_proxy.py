@@ -48,6 +48,22 @@ def test_proxy_net_shapes_and_other_sizes():
         ProxyNet(y_dim=301)
 
 
+def test_conv_map_equals_the_convolutions_one_after_another():
+    torch.manual_seed(0)
+    net = ProxyNet().double()
+    h = torch.randn(7, 150, dtype=torch.float64)
+    matrix, offset = net.conv_map()
+    torch.testing.assert_close(h @ matrix + offset, net.conv_forward(h), rtol=1e-12, atol=1e-12)
+    # the same gradients reach the convolution weights through either path
+    grads = []
+    for path in (lambda: net.conv_forward(h), lambda: h @ net.conv_map()[0] + net.conv_map()[1]):
+        net.zero_grad()
+        (path() ** 2).sum().backward()
+        grads.append([c.weight.grad.clone() for c in net.convs])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 def test_the_last_batchnorm_is_unused():
     net = ProxyNet().eval()
     x = torch.randn(4, 8)
@@ -140,6 +156,7 @@ def test_train_ensemble_tiny_end_to_end(tmp_path):
 
 
 def test_train_ensemble_resumes_instead_of_retraining(tmp_path):
+    TINY = {**globals()["TINY"], "schedule": "plateau"}  # the authors' schedule: a run can be extended
     _, rep2 = train_ensemble(members=1, epochs=2, directory=tmp_path / "a", **TINY)
     ens3, rep3 = train_ensemble(members=1, epochs=3, directory=tmp_path / "a", **TINY)
     assert rep3.epochs_trained == [1], "only the missing epoch should be trained"
@@ -153,6 +170,18 @@ def test_train_ensemble_resumes_instead_of_retraining(tmp_path):
     # a finished member is loaded even when fewer epochs are asked for; a new member trains alone
     _, rep_m = train_ensemble(members=2, epochs=1, directory=tmp_path / "a", **TINY)
     assert rep_m.epochs_trained == [0, 1]
+
+
+def test_a_cosine_run_is_reloaded_but_not_extended(tmp_path):
+    _, first = train_ensemble(members=1, epochs=2, directory=tmp_path, schedule="cosine", **TINY)
+    _, again = train_ensemble(members=1, epochs=2, directory=tmp_path, schedule="cosine", **TINY)
+    assert again.epochs_trained == [0] and again.member_mse == first.member_mse
+    with pytest.raises(ValueError, match="cannot be extended"):
+        train_ensemble(members=1, epochs=3, directory=tmp_path, schedule="cosine", **TINY)
+    with pytest.raises(ValueError, match="cannot be extended"):
+        train_ensemble(members=1, epochs=2, directory=tmp_path, schedule="plateau", **TINY)
+    with pytest.raises(ValueError, match="schedule must be"):
+        train_ensemble(members=1, epochs=2, directory=tmp_path, schedule="step", **TINY)
 
 
 def test_train_ensemble_survives_a_torn_checkpoint(tmp_path):

@@ -48,7 +48,9 @@ class Config:
     """Base of the per-model settings. Subclasses list their fields; ``DEFAULTS`` holds the per-task values.
 
     Shared training fields: ``epochs``, ``batch_size``, ``lr``, ``reg`` (Adam weight decay), ``decay`` and
-    ``patience`` (ReduceLROnPlateau on the training loss), ``grad_clip`` (None for none).
+    ``patience`` (ReduceLROnPlateau on the training loss), ``grad_clip`` (None for none), ``schedule``:
+    ``"plateau"`` (the authors' ReduceLROnPlateau) or ``"cosine"`` (the learning rate annealed from ``lr`` to 0
+    by a cosine over the epochs, for short runs in which the plateau rule would hardly ever lower it).
     """
 
     epochs: int = 500
@@ -58,6 +60,7 @@ class Config:
     decay: float = 0.5
     patience: int = 10
     grad_clip: float | None = None
+    schedule: str = "plateau"
 
     DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -79,6 +82,8 @@ class Config:
     def __post_init__(self):
         check_count(self.epochs, "epochs")
         check_count(self.batch_size, "batch_size")
+        if self.schedule not in ("plateau", "cosine"):
+            raise ValueError(f"schedule must be 'plateau' (the authors') or 'cosine'; got {self.schedule!r}")
 
 
 @dataclass
@@ -115,8 +120,11 @@ def train_loop(module: nn.Module, loss_fn: Callable[..., Tensor], train: tuple[T
     epochs = check_count(epochs if epochs is not None else cfg.epochs, "epochs")
     params = params if params is not None else [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.reg)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.decay,
-                                                       patience=cfg.patience, threshold=1e-4)
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.decay,
+                                                           patience=cfg.patience, threshold=1e-4)
     n = len(train[0])
     hist, best, t0 = History(), None, time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=not show_progress(progress), leave=False)
@@ -136,7 +144,7 @@ def train_loop(module: nn.Module, loss_fn: Callable[..., Tensor], train: tuple[T
             opt.step()
             total += loss.item() * len(idx)
         hist.train.append(total / n)
-        sched.step(hist.train[-1])
+        sched.step() if cfg.schedule == "cosine" else sched.step(hist.train[-1])
         module.eval()
         with torch.no_grad():
             v = sum(loss_fn(*(t[s:s + 4096] for t in val)).item() * len(val[0][s:s + 4096])

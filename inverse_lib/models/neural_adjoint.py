@@ -76,6 +76,86 @@ def forward_surrogate(task, widths) -> nn.Module:
     return mlp((task.x_dim, *widths, task.y_dim))
 
 
+def inference_layers(net: nn.Module) -> list[tuple[Tensor, Tensor]] | None:
+    """A frozen, evaluation-mode surrogate as plain affine layers ``[(W, b), ...]`` with a ReLU between them.
+
+    Each BatchNorm1d (running statistics) is folded into the Linear before it, and the proxy's convolution stack
+    (an affine map, :meth:`~inverse_lib.proxy.ProxyNet.conv_map`) into its last Linear, so the network is
+    ``relu(... relu(x W1^T + b1) ...) Wn^T + bn`` exactly. Returns ``None`` for a network of any other form
+    (the search then falls back to autograd).
+    """
+    from ..proxy import ProxyNet
+
+    def fold(linear: nn.Linear, bn: nn.BatchNorm1d | None) -> tuple[Tensor, Tensor]:
+        w, b = linear.weight.detach(), linear.bias.detach()
+        if bn is None:
+            return w.contiguous(), b.clone()
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        return (scale[:, None] * w).contiguous(), scale * (b - bn.running_mean) + bn.bias.detach()
+
+    if isinstance(net, ProxyNet):
+        last = len(net.linears) - 1
+        layers = [fold(fc, bn if i < last else None) for i, (fc, bn) in enumerate(zip(net.linears, net.bn_linears))]
+        if len(net.convs):
+            with torch.no_grad():
+                matrix, offset = net.conv_map()
+            w, b = layers[-1]
+            layers[-1] = ((w.T @ matrix).T.contiguous(), b @ matrix + offset)
+        return layers
+    if not isinstance(net, nn.Sequential):
+        return None
+    layers, mods, i = [], list(net), 0
+    while i < len(mods):
+        if not isinstance(mods[i], nn.Linear):
+            return None
+        bn = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm1d) else None
+        j = i + 1 + (bn is not None)
+        relu = j < len(mods) and isinstance(mods[j], nn.ReLU)
+        if (j < len(mods)) != relu:  # a hidden layer must end in a ReLU, the last layer in nothing
+            return None
+        layers.append(fold(mods[i], bn))
+        i = j + relu
+        if relu and i == len(mods):  # ends in a ReLU: not a regression surrogate of this form
+            return None
+    return layers
+
+
+def loss_and_input_grad(layers: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor,
+                        block: int | None = None) -> tuple[Tensor, Tensor]:
+    """Per-candidate surrogate MSE and its gradient with respect to the input, by hand.
+
+    ``x (B, P, x_dim)``, ``y (B, y_dim)`` -> ``loss (B, P)`` and ``d loss / d x (B, P, x_dim)``. The work is one
+    matrix product per layer forward and one backward (no weight gradients), the bias added inside the product
+    and the ReLU and its derivative done in place, which keeps the elementwise passes to one per layer each way.
+    The candidates go through in blocks of ``block`` rows (default: activations of about 4 MB, so that a block's
+    forward and backward stay in the CPU's cache; on this project's CPU that lifts the useful rate from about
+    60 % of the matmul rate at 32,768 rows to about 80 %).
+    """
+    B, P, _ = x.shape
+    if block is None:
+        width = sum(w.shape[0] for w, _ in layers)
+        block = max(64, min(4096, 2 ** 22 // (4 * width)))
+    xf = x.reshape(B * P, -1)
+    yf = y.repeat_interleave(P, dim=0)
+    loss, grad = x.new_empty(B * P), torch.empty_like(xf)
+    for s in range(0, B * P, block):
+        h, acts = xf[s:s + block], []
+        for k, (w, b) in enumerate(layers):
+            h = torch.addmm(b, h, w.T)
+            if k < len(layers) - 1:
+                h.relu_()
+                acts.append(h)
+        diff = h.sub_(yf[s:s + block])
+        loss[s:s + block] = diff.square().mean(-1)
+        g = diff.mul_(2.0 / diff.shape[-1])
+        for k in range(len(layers) - 1, -1, -1):
+            g = g @ layers[k][0]
+            if k:
+                g = torch.ops.aten.threshold_backward(g, acts[k - 1], 0.0)
+        grad[s:s + block] = g
+    return loss.reshape(B, P), grad.reshape(B, P, -1)
+
+
 class NeuralAdjoint(InverseModel):
     """Neural-adjoint: a forward surrogate searched by gradient descent on its input."""
 
@@ -107,6 +187,25 @@ class NeuralAdjoint(InverseModel):
         if self.config.boundary:
             loss = loss + self.config.boundary_weight * self.boundary_loss(x)
         return loss
+
+    def loss_and_grad(self, x: Tensor, y: Tensor, layers=None) -> tuple[Tensor, Tensor]:
+        """:meth:`candidate_loss` ``(B, P)`` and its gradient with respect to ``x`` ``(B, P, x_dim)``: by hand
+        through ``layers`` (from :func:`inference_layers`) when given, otherwise by autograd."""
+        if layers is None:
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = self.candidate_loss(x, y)
+                (g,) = torch.autograd.grad(loss.sum(), x)
+            return loss.detach(), g
+        loss, g = loss_and_input_grad(layers, x, y)
+        if self.config.boundary:
+            lo, hi = self.norm_box()
+            centred = x - (lo + hi) / 2
+            excess = centred.abs() - (hi - lo) / 2
+            w = self.config.boundary_weight / (1 if self.config.boundary_reduction == "sum" else x.shape[-1])
+            loss = loss + self.config.boundary_weight * self.boundary_loss(x)
+            g = g + w * torch.sign(centred) * (excess > 0)
+        return loss, g
 
     def starting_points(self, n: int, seed: int) -> Tensor:
         """``n`` draws from Gamma, normalised, on the device."""
@@ -140,6 +239,7 @@ class NeuralAdjoint(InverseModel):
         B, P = y.shape[0], c.pool
         if T > P:
             raise ValueError(f"T={T} exceeds the pool of {P} starting points; raise pool")
+        layers = inference_layers(self.net)
         x = x0.clone()
         m, v = torch.zeros_like(x), torch.zeros_like(x)
         lr = torch.full((B,), c.infer_lr, device=self.device)
@@ -149,10 +249,8 @@ class NeuralAdjoint(InverseModel):
         stages = sorted((int(round(f * c.steps)), k) for f, k in c.prune)
         work = 0
         for step in range(1, c.steps + 1):
-            x.requires_grad_(True)
-            with torch.enable_grad():
-                loss = self.candidate_loss(x, y)                   # (B, P)
-                (g,) = torch.autograd.grad(loss.sum() / P, x)       # each target's mean, as the authors'
+            loss, g = self.loss_and_grad(x, y, layers)        # (B, P), (B, P, x_dim)
+            g = g / P                                           # of each target's mean, as the authors'
             x = x.detach()
             work += x.shape[0] * x.shape[1]
             m.mul_(b1).add_(g, alpha=1 - b1)
