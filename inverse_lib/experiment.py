@@ -235,8 +235,9 @@ def best_table(result: TaskResult, Ts: Sequence[int] = (1, 10, 50, 200), simulat
 def ablations(task, profile: str = "quick", seed: int = 0, progress: bool | None = None) -> pd.DataFrame:
     """The paper's supplementary ablations on one task, as ``r_T`` rows (variant, T, r, p25, p75).
 
-    NA: the trained surrogate searched with the boundary loss off, and with Gamma a uniform draw in the box or
-    a Gaussian centred in it instead of the task prior; and, for a profile that anneals the learning rate by a
+    NA: the trained surrogate searched with the boundary loss off, with Gamma a uniform draw in the box or
+    a Gaussian centred in it instead of the task prior, without the profile's pruning (if any) and with a small
+    pool (256 starting points, 150 steps, when the profile's pool is larger); and, for a profile that anneals the learning rate by a
     cosine, NA's surrogate retrained with the authors' ReduceLROnPlateau instead. Tandem: retrained without the
     boundary loss. On the first
     half of the profile's test targets (the trained models are the task notebooks' own, seed 0).
@@ -249,6 +250,10 @@ def ablations(task, profile: str = "quick", seed: int = 0, progress: bool | None
     na, _ = trained_model("na", task, data, p.name, seed=seed, progress=progress)
     variants = {"NA": {}, "NA, no boundary loss": dict(boundary=False),
                 "NA, uniform start": dict(init="uniform"), "NA, Gaussian start": dict(init="gaussian")}
+    if na.config.prune:
+        variants["NA, no pruning"] = dict(prune=())
+    if na.config.pool > 256:  # a small pool: its best T = 200 are most of it
+        variants["NA, pool 256, 150 steps, no pruning"] = dict(pool=256, steps=150, prune=())
     rows = []
     for label, change in variants.items():
         model = type(na)(task, config=replace(na.config, **change), device=str(na.device), seed=seed)

@@ -250,7 +250,8 @@ def ablation_figure(abl: pd.DataFrame, T_max: int = 200) -> plt.Figure:
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     styles = {"NA": ("tab:green", "-"), "NA, no boundary loss": ("tab:green", ":"),
               "NA, uniform start": ("tab:olive", "--"), "NA, Gaussian start": ("tab:cyan", "-."),
-              "NA, authors' plateau schedule": ("tab:red", "--"),
+              "NA, authors' plateau schedule": ("tab:red", "--"), "NA, no pruning": ("tab:gray", ":"),
+              "NA, pool 256, 150 steps, no pruning": ("tab:purple", "--"),
               "Tandem": ("tab:blue", "-"), "Tandem, no boundary loss": ("tab:blue", ":")}
     for ax, name in zip(axes[0], names):
         d = abl[(abl["task"] == name) & (abl["T"] <= T_max)]

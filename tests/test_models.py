@@ -50,6 +50,25 @@ def test_unknown_setting_lists_valid_names(name):
         models.create(name, "sine_wave", epochz=3)
 
 
+def test_cosine_schedule_anneals_the_learning_rate_to_zero(monkeypatch):
+    with pytest.raises(ValueError, match="schedule must be"):
+        models.create("na", "sine_wave", schedule="step")
+    d = data.generate("sine_wave", n=200, seed=0, n_test=2)
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    model = models.create("na", "sine_wave", device="cpu", schedule="cosine", lr=1e-3, batch_size=160)
+    model.fit(d, epochs=4, progress=False)
+    # one batch per epoch: lr * (1 + cos(pi * e / 4)) / 2 for e = 0..3
+    expected = [1e-3 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-9)
+
+
 def test_unknown_model_lists_known_ones():
     with pytest.raises(ValueError, match="known models: na, tandem, cvae, inn, cinn"):
         models.create("nn", "sine_wave")
