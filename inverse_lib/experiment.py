@@ -237,10 +237,10 @@ def ablations(task, profile: str = "quick", seed: int = 0, progress: bool | None
 
     NA: the trained surrogate searched with the boundary loss off, with Gamma a uniform draw in the box or
     a Gaussian centred in it instead of the task prior, without the profile's pruning (if any) and with a small
-    pool (256 starting points, 150 steps, when the profile's pool is larger); and, for a profile that anneals the learning rate by a
-    cosine, NA's surrogate retrained with the authors' ReduceLROnPlateau instead. Tandem: retrained without the
-    boundary loss. On the first
-    half of the profile's test targets (the trained models are the task notebooks' own, seed 0).
+    pool (256 starting points, 150 steps, when the profile's pool is larger); and, for a profile that anneals
+    the learning rate by a cosine, NA's surrogate retrained with the authors' ReduceLROnPlateau instead.
+    Tandem: retrained without the boundary loss. On the first half of the profile's test targets (the trained
+    models are the task notebooks' own, seed 0).
     """
     task = tasks.get(task)
     p = profiles.get(profile)

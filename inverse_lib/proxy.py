@@ -15,8 +15,8 @@ Runs (on the project's 2-core CPU):
   the ensemble's MSE against the ground truth on 2,000 held-out designs (below 1e-3; a trial member of this run
   reached 8.7e-4 alone, in 18 minutes on one thread).
 * the paper's size, with the authors' settings throughout:
-  ``train_ensemble(n_designs=40_000, members=5, epochs=500, batch_size=1024, lr=5e-4, schedule="plateau")``, a GPU
-  job (or a day on this CPU).
+  ``train_ensemble(n_designs=40_000, members=5, epochs=500, batch_size=1024, lr=5e-4,
+  schedule="plateau")``, a GPU job (or a day on this CPU).
 * a CI-sized run: ``train_ensemble(n_designs=200, members=2, epochs=2)`` takes about 3 seconds.
 
 Every member is checkpointed (weights, optimiser, scheduler, best-validation weights, history and the batch-order
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .data import atomic_save, cache_dir, load_or_generate
-from .models.base import show_progress
+from .models.base import check_schedule, lr_schedule, show_progress
 from .tasks import Task, as_tensor, check_count
 
 # The authors' input normalisation (design.md section 1, D4): h_n = (h - 41) / 11, r_n = (r - 47) / 5.
@@ -298,11 +298,7 @@ def _train_member(k: int, path: Path, xtr: Tensor, ytr: Tensor, xva: Tensor, yva
     torch.manual_seed(seed)  # the initial weights (overwritten when resuming)
     net = ProxyNet()
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=reg)
-    if schedule == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=decay, patience=patience,
-                                                           threshold=1e-4)
-    else:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    sched, schedule_step = lr_schedule(opt, schedule, epochs, decay, patience)
     g = torch.Generator()
     ck = None
     if path.exists():
@@ -347,7 +343,7 @@ def _train_member(k: int, path: Path, xtr: Tensor, ytr: Tensor, xva: Tensor, yva
             opt.step()
             total += loss.item() * len(idx)
         ck["train"].append(total / n)
-        sched.step(ck["train"][-1]) if schedule == "plateau" else sched.step()
+        schedule_step(ck["train"][-1])
         net.eval()
         with torch.no_grad():
             v = sum(torch.sum((net(xva[s:s + 4096]) - yva[s:s + 4096]) ** 2).item()
@@ -383,7 +379,8 @@ def train_ensemble(n_designs: int = DEFAULT_RUN["n_designs"], members: int = DEF
     annealed to 0 by a cosine instead of the authors' ReduceLROnPlateau (factor 0.5, patience 10), which hardly
     ever fires in a short run (in a trial on 20,000 designs, one member after 30 epochs: 3.2e-3 with the
     plateau rule at lr 5e-4, 1.8e-3 with the cosine from lr 1e-3), starting from lr 1e-3 instead of 5e-4. Pass
-    ``batch_size=1024, lr=5e-4, schedule="plateau"`` for the authors' exact setting. Members differ in their initialisation and batch order (seeds ``1000 seed + k``).
+    ``batch_size=1024, lr=5e-4, schedule="plateau"`` for the authors' exact setting. Members differ in their
+    initialisation and batch order (seeds ``1000 seed + k``).
 
     Args:
         n_designs: designs for training + validation (the paper: about 40,000).
@@ -408,8 +405,7 @@ def train_ensemble(n_designs: int = DEFAULT_RUN["n_designs"], members: int = DEF
     n_designs, members, epochs = (check_count(n_designs, "n_designs"), check_count(members, "members"),
                                   check_count(epochs, "epochs"))
     n_test, checkpoint_every = check_count(n_test, "n_test"), check_count(checkpoint_every, "checkpoint_every")
-    if schedule not in ("plateau", "cosine"):
-        raise ValueError(f"schedule must be 'plateau' (the authors') or 'cosine'; got {schedule!r}")
+    check_schedule(schedule)
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(check_count(threads, "threads"))

@@ -43,6 +43,29 @@ def show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
+SCHEDULES = ("plateau", "cosine")
+
+
+def check_schedule(schedule: str) -> str:
+    """``schedule`` if it names a learning-rate schedule, else a ``ValueError`` naming the valid ones."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be 'plateau' (the authors') or 'cosine'; got {schedule!r}")
+    return schedule
+
+
+def lr_schedule(opt: torch.optim.Optimizer, schedule: str, epochs: int, decay: float,
+                patience: int) -> tuple[Any, Callable[[float], None]]:
+    """The learning-rate scheduler of a training run and the function to call once per epoch with the epoch's
+    training loss: ``"plateau"`` is the authors' ReduceLROnPlateau (``decay``, ``patience``, relative threshold
+    1e-4), ``"cosine"`` anneals the rate to 0 over ``epochs``. Returns ``(scheduler, step)``."""
+    if check_schedule(schedule) == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        return sched, lambda train_loss: sched.step()
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=decay, patience=patience,
+                                                       threshold=1e-4)
+    return sched, sched.step
+
+
 @dataclass(frozen=True)
 class Config:
     """Base of the per-model settings. Subclasses list their fields; ``DEFAULTS`` holds the per-task values.
@@ -82,8 +105,7 @@ class Config:
     def __post_init__(self):
         check_count(self.epochs, "epochs")
         check_count(self.batch_size, "batch_size")
-        if self.schedule not in ("plateau", "cosine"):
-            raise ValueError(f"schedule must be 'plateau' (the authors') or 'cosine'; got {self.schedule!r}")
+        check_schedule(self.schedule)
 
 
 @dataclass
@@ -120,11 +142,7 @@ def train_loop(module: nn.Module, loss_fn: Callable[..., Tensor], train: tuple[T
     epochs = check_count(epochs if epochs is not None else cfg.epochs, "epochs")
     params = params if params is not None else [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.reg)
-    if cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    else:
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.decay,
-                                                           patience=cfg.patience, threshold=1e-4)
+    _, schedule_step = lr_schedule(opt, cfg.schedule, epochs, cfg.decay, cfg.patience)
     n = len(train[0])
     hist, best, t0 = History(), None, time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=not show_progress(progress), leave=False)
@@ -144,7 +162,7 @@ def train_loop(module: nn.Module, loss_fn: Callable[..., Tensor], train: tuple[T
             opt.step()
             total += loss.item() * len(idx)
         hist.train.append(total / n)
-        sched.step() if cfg.schedule == "cosine" else sched.step(hist.train[-1])
+        schedule_step(hist.train[-1])
         module.eval()
         with torch.no_grad():
             v = sum(loss_fn(*(t[s:s + 4096] for t in val)).item() * len(val[0][s:s + 4096])
